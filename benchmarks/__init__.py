@@ -1,0 +1,1 @@
+"""Speed, memory and detection benchmarks; ``make bench`` runs them all."""
