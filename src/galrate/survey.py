@@ -143,9 +143,10 @@ class Survey:
     def noise_sigma(self, band: str) -> float:
         """Standard deviation of blank-sky pixels in nanomaggies.
 
-        Poisson noise of the sky in electrons plus the dark variance, for a
-        sky-subtracted image: ``sigma^2 = c^2 (S/(c g) + V_dark/g^2) g^2 / g^2``
-        with ``c`` nanomaggies per DN and ``g`` the gain.
+        Poisson noise of the sky in electrons plus the dark variance:
+        ``sigma = c * sqrt(S / g + V)`` with ``S`` the sky in DN, ``g`` the
+        gain (e-/DN), ``V`` the dark variance (DN^2) and ``c`` nanomaggies
+        per DN.
         """
         b = self.band(band)
         sky_dn = self.sky_level(band) / b.nmgy_per_count

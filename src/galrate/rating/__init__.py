@@ -1,0 +1,1 @@
+"""Rating: statistics, representation-space tests, figures and reports over score tables."""
