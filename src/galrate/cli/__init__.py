@@ -31,17 +31,17 @@ def setup_logging(verbosity: int, logfile: Path | None = None) -> None:
     fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                             datefmt="%H:%M:%S")
     root = logging.getLogger("galrate")
+    for old in [h for h in root.handlers if getattr(h, "_galrate_cli", False)]:
+        root.removeHandler(old)
+        old.close()
     root.setLevel(min(level, logging.INFO) if logfile else level)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)
     console.setFormatter(fmt)
+    console._galrate_cli = True
     root.addHandler(console)
     if logfile is not None:
-        logfile.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(logfile)
-        fh.setLevel(logging.INFO)
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
+        add_log_file(logfile)
 
 
 def add_log_file(path: Path) -> None:
@@ -50,6 +50,7 @@ def add_log_file(path: Path) -> None:
     fh = logging.FileHandler(path)
     fh.setLevel(logging.INFO)
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    fh._galrate_cli = True
     root = logging.getLogger("galrate")
     root.setLevel(min(root.level or logging.INFO, logging.INFO))
     root.addHandler(fh)

@@ -279,7 +279,8 @@ class ImageSet:
             else:
                 from .readers import read_image_file
 
-                image = read_image_file(self._resolve(p), kind=dataset)
+                image = read_image_file(self._resolve(p), kind=dataset,
+                                        survey=self.metadata.get("survey"))
                 for j in pos:
                     out[j] = image
         return np.stack(out)
