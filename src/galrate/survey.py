@@ -183,7 +183,7 @@ class Survey:
 
     def draw(self, profiles: Mapping[str, object], *, psf_fwhm_factor: float = 1.0,
              offset: tuple[float, float] = (0.0, 0.0), size: int | None = None,
-             ) -> np.ndarray:
+             gsparams=None) -> np.ndarray:
         """Convolve with the PSF and draw noiseless band images.
 
         Parameters
@@ -197,6 +197,9 @@ class Survey:
             Shift of the profile centre from the cutout centre, in pixels.
         size : int, optional
             Cutout side in pixels; the survey's ``cutout_size`` by default.
+        gsparams : galsim.GSParams, optional
+            Accuracy settings for the PSF convolution (FFT size, folding
+            threshold); GalSim's defaults when omitted.
 
         Returns
         -------
@@ -212,7 +215,8 @@ class Survey:
             prof = profiles.get(band)
             if prof is None:
                 continue
-            conv = galsim.Convolve(prof, self.psf(band, psf_fwhm_factor))
+            conv = galsim.Convolve(prof, self.psf(band, psf_fwhm_factor),
+                                   gsparams=gsparams)
             img = galsim.ImageF(n, n, scale=self.pixel_scale)
             conv.drawImage(img, offset=offset, method="auto")
             out[k] = img.array
