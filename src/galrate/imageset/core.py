@@ -64,7 +64,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         raise ImageSetError(f"{path}: manifest not found")
     try:
         if path.suffix.lower() in (".csv", ".txt"):
-            df = pd.read_csv(path, dtype={"image_id": str, "galaxy_id": str})
+            # keep_default_na=False: a suite may be called "null" or "NA"
+            df = pd.read_csv(path, dtype={"image_id": str, "galaxy_id": str},
+                             keep_default_na=False, na_values=[""])
         else:
             df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow and pandas raise many types
