@@ -573,7 +573,8 @@ def rate(tables: Sequence[str | Path | pd.DataFrame], out_dir: str | Path,
          config: RateConfig | None = None, model: str | Path | None = None,
          extra_sections: Sequence[R.Section] | None = None,
          progress: ProgressCallback | None = None,
-         images_for: ImagesFor | None = None) -> dict:
+         images_for: ImagesFor | None = None, intro: str | None = None,
+         extra_results: Mapping | None = None) -> dict:
     """Rate simulation suites against the observed galaxies.
 
     Parameters
@@ -597,6 +598,12 @@ def rate(tables: Sequence[str | Path | pd.DataFrame], out_dir: str | Path,
     images_for : callable, optional
         ``images_for(source, image_ids) -> (originals, reconstructions,
         residuals)`` for the galleries (see :data:`ImagesFor`).
+    intro : str, optional
+        Opening paragraph of the report (plain text); a description of the
+        score A by default.
+    extra_results : mapping, optional
+        JSON-able results of the extra sections, stored in ``results.json``
+        under their own keys.
 
     Returns
     -------
@@ -680,12 +687,13 @@ def rate(tables: Sequence[str | Path | pd.DataFrame], out_dir: str | Path,
             if getter is not None:
                 shown = ([config.observed] if ref.kind == "source" else []) + suites
                 gallery_items = _galleries(table, shown, getter, config, notes)
+    results.update(extra_results or {})
     results = _jsonable(results)
 
     sections = list(extra_sections or []) + R.standard_sections(results, figs,
                                                                 gallery_items)
     R.write_report(out_dir / "report.html", sections,
-                   intro="Suites of simulated galaxies rated against observed "
+                   intro=intro or "Suites of simulated galaxies rated against observed "
                          "galaxies by the anomaly score A of a detector trained on "
                          "observed images only (after Jin et al. 2024, MNRAS 529, "
                          "3536). Lower A: more like the observed galaxies.")
