@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galrate.verdict import level_trend, load_latents, verdict_table
+from galrate.verdict import level_trend, load_latents, paper_score_checks, verdict_table
 
 
 def _latent_rows(aurocs: dict) -> pd.DataFrame:
@@ -64,3 +64,19 @@ def test_load_latents_aligns_rows_and_names_missing_sidecar(tmp_path):
         h5["latent_i"] = np.array([[3.0], [1.0], [2.0]])
     got, lat = load_latents(tmp_path / "s.parquet")
     np.testing.assert_array_equal(lat[:, 0], [1.0, 2.0, 3.0])
+
+
+def test_paper_score_checks_by_hand():
+    def suite(median, rate=0.05):
+        return {"median": {"value": median}, "anomaly_rate": {"value": rate},
+                "tests": {"ks_p": 0.5, "ks_p_galaxy": 0.6}}
+
+    results = {"suites": {"null": suite(1.0), "red-1": suite(1.1), "red-3": suite(0.9),
+                          "compact-1": suite(1.2), "compact-3": suite(1.5),
+                          "sanity-blank": suite(9.0, 1.0)},
+               "sanity": [{"source": "sanity-blank", "flagged": True}]}
+    got = paper_score_checks(results)
+    assert got["median_by_level"]["red"] == {0: 1.0, 1: 1.1, 3: 0.9}
+    assert got["grows_with_level"] == {"red": False, "compact": True}
+    assert got["null"]["ks_p"] == 0.5
+    assert got["sanity_flagged"] == {"sanity-blank": True}

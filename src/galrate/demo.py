@@ -151,7 +151,7 @@ def demo(out: str | Path, config: DemoConfig | None = None,
 
     # 4. representation-space rating and morphology
     t0 = time.perf_counter()
-    from .verdict import representation_rating
+    from .verdict import paper_score_checks, representation_rating
 
     verdict = representation_rating(out, sets, tables, config, progress=progress)
     timings["representation_s"] = time.perf_counter() - t0
@@ -168,9 +168,10 @@ def demo(out: str | Path, config: DemoConfig | None = None,
                    intro=INTRO, extra_results={"verdict": verdict["summary"]},
                    progress=progress)
     timings["rate_s"] = time.perf_counter() - t0
+    paper = paper_score_checks(results)
     (out / "demo-summary.json").write_text(json.dumps(
-        {"timings_s": timings, "config": asdict(config), "verdict": verdict["summary"]},
-        indent=2, default=str))
+        {"timings_s": timings, "config": asdict(config), "verdict": verdict["summary"],
+         "paper_score": paper}, indent=2, default=str))
     log.info("demo finished: report at %s", out / "report" / "report.html")
     return results
 

@@ -32,7 +32,8 @@ from .provenance import ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_latents", "representation_rating", "verdict_table", "level_trend"]
+__all__ = ["load_latents", "representation_rating", "verdict_table", "level_trend",
+           "paper_score_checks"]
 
 #: columns of the verdict table, in the order the report shows them
 VERDICT_COLUMNS = ("source", "family", "level", "detected", "auroc_latent",
@@ -154,6 +155,7 @@ def representation_rating(out: str | Path, sets: Mapping[str, Path],
         morph_cmp, diffs = _morphology_rating(sets, obs_mask, groups, seed, n_boot, n_perm,
                                               out, progress)
 
+    giveaway = _giveaway_figure(sets, last_feats, groups, seed)
     table = verdict_table(ensemble, latent, morph_cmp, diffs)
     table.to_csv(out / "verdict.csv", index=False)
     checks = level_trend(table)
@@ -161,8 +163,58 @@ def representation_rating(out: str | Path, sets: Mapping[str, Path],
     checks["seed_agreement"] = agreement
     summary = {"verdict": table.to_dict(orient="records"), "checks": checks}
     sections = _sections(table, latent, morph_cmp, diffs, null, agreement, len(per_seed))
+    if giveaway is not None:
+        sections.insert(1, ("Which galaxies give a suite away", [GIVEAWAY_NOTE, giveaway]))
     return {"summary": summary, "sections": sections,
             "tables": {"verdict": table, "latent": latent, "morphology": morph_cmp}}
+
+
+GIVEAWAY_NOTE = (
+    "<p>For the strongest level of every family, the simulated galaxies the latent-space "
+    "classifier finds most and least simulated-looking (mean out-of-fold probability of "
+    "'simulated' over the galaxy's projections, shown above each image; one projection "
+    "shown). The left half gives the suite away; the right half passes for observed.</p>")
+
+
+def _giveaway_figure(sets: Mapping[str, Path], feats: Mapping[str, np.ndarray],
+                     groups: Mapping[str, np.ndarray], seed: int, n_show: int = 4):
+    """Most and least simulated-looking galaxies of each family's top level."""
+    from matplotlib.figure import Figure
+
+    from .imageset import ImageSet
+    from .rating.twosample import classifier_test
+
+    top: dict[str, tuple[int, str]] = {}
+    for name in feats:
+        fam, lev = _family_level(name)
+        if fam not in ("null", "sanity", "observed") and lev >= top.get(fam, (0, ""))[0]:
+            top[fam] = (lev, name)
+    names = [n for _, n in sorted(top.values(), key=lambda t: t[1])]
+    if not names:
+        return None
+    fig = Figure(figsize=(2 * n_show, 1.15 * len(names) + 0.3), dpi=90)
+    axes = fig.subplots(len(names), 2 * n_show, squeeze=False)
+    for row, name in zip(axes, names):
+        res = classifier_test(feats["observed"], feats[name], groups["observed"],
+                              groups[name], seed=seed, n_boot=0)
+        ranked = res.per_galaxy().query("side == 'sim'")
+        pick = pd.concat([ranked.head(n_show), ranked.tail(n_show)])
+        iset = ImageSet.open(sets[name])
+        m = iset.manifest
+        first = m.drop_duplicates("galaxy_id").set_index("galaxy_id")
+        rows = [int(np.flatnonzero(m["image_id"] == first.loc[g, "image_id"])[0])
+                for g in pick["galaxy_id"]]
+        images = iset.rgb(rows)
+        iset.close()
+        for ax, img, p in zip(row, images, pick["prob_sim"]):
+            ax.imshow(img)
+            ax.set_title(f"{p:.2f}", fontsize=7, pad=2)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(name, fontsize=8)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.93, bottom=0.01, wspace=0.05,
+                        hspace=0.35)
+    return fig
 
 
 def _morphology_rating(sets, obs_mask, groups, seed, n_boot, n_perm, out, progress):
@@ -326,10 +378,10 @@ def _sections(table, latent, morph, diffs, null, agreement, n_seeds) -> list:
             + (f" &plusmn; {r.auroc_latent_sd:.2f}" if n_seeds > 1 else "") + "</td>"
             f"<td>{r.mmd_p_latent:.3g}</td>"
             f"<td>{_fmt_ci(r.auroc_morph, r.auroc_morph_lo, r.auroc_morph_hi)}</td>"
-            f"<td>{html.escape(r.what_differs)}</td></tr>")
+            f"<td class=\"text\">{html.escape(r.what_differs)}</td></tr>")
     lead.append("<table><tr><th>set</th><th>detected</th><th>AUROC, latent</th>"
-                "<th>MMD p, latent</th><th>AUROC, morphology</th><th>what differs "
-                "(morphology vs observed)</th></tr>" + "".join(rows) + "</table>")
+                "<th>MMD p, latent</th><th>AUROC, morphology</th><th class=\"text\">what "
+                "differs (morphology vs observed)</th></tr>" + "".join(rows) + "</table>")
     for t in ("classifier", "mmd"):
         if t in null:
             c = null[t]
@@ -353,3 +405,44 @@ def _sections(table, latent, morph, diffs, null, agreement, n_seeds) -> list:
         allfd = pd.concat([d for d, _ in diffs.values()], ignore_index=True)
         sections.append(("Feature by feature (morphology vs observed)", allfd.round(4)))
     return sections
+
+
+def paper_score_checks(results: Mapping) -> dict:
+    """How the paper's score A fares on the injected truth.
+
+    Parameters
+    ----------
+    results : mapping
+        The output of :func:`galrate.rating.rate` (``suites``, ``sanity``).
+
+    Returns
+    -------
+    dict
+        ``null``: the null suite's anomaly rate (5% expected) with its
+        interval and the KS p-values against the observed A (per image and
+        per galaxy mean); ``median_by_level``: per family the median A of the
+        null suite (level 0) and of each level; ``grows_with_level``: whether
+        those medians never decrease; ``sanity_flagged``: per sanity set,
+        whether its anomaly rate reaches the rating's threshold.
+    """
+    suites = results["suites"]
+    out: dict = {}
+    if "null" in suites:
+        nul = suites["null"]
+        out["null"] = {"anomaly_rate": nul["anomaly_rate"],
+                       "ks_p": nul["tests"].get("ks_p"),
+                       "ks_p_galaxy": nul["tests"].get("ks_p_galaxy")}
+    medians: dict[str, dict[int, float]] = {}
+    for name, st in suites.items():
+        fam, lev = _family_level(name)
+        if fam in ("sanity", "null"):
+            continue
+        medians.setdefault(fam, {})[lev] = st["median"]["value"]
+    if "null" in suites:
+        for fam in medians:
+            medians[fam][0] = suites["null"]["median"]["value"]
+    out["median_by_level"] = {f: dict(sorted(m.items())) for f, m in medians.items()}
+    out["grows_with_level"] = {
+        f: bool(np.all(np.diff([m[k] for k in sorted(m)]) >= 0)) for f, m in medians.items()}
+    out["sanity_flagged"] = {s["source"]: bool(s["flagged"]) for s in results["sanity"]}
+    return out

@@ -15,7 +15,7 @@ class Bars:
     def __call__(self, done: int, total: int, what: str) -> None:
         bar = self._bars.get(what)
         if bar is None:
-            bar = self._bars[what] = tqdm(total=total, desc=what, unit="img",
+            bar = self._bars[what] = tqdm(total=total, desc=what,
                                           dynamic_ncols=True, disable=self.disable)
         bar.total = total
         bar.update(done - bar.n)

@@ -41,6 +41,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
 th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+td.text, th.text { text-align: left; }
 img { max-width: 100%; margin: 0.5em 0; }
 .note { color: #555; font-size: 0.9em; }
 pre { background: #f6f6f6; padding: 0.6em; font-size: 0.8em; overflow-x: auto; }
