@@ -7,6 +7,13 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+try:  # one thread everywhere, session fixtures included: bit-exact comparisons
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:
+    pass
+
 
 @pytest.fixture(autouse=True)
 def _seed_everything():

@@ -147,6 +147,22 @@ def test_cli_train_and_score(tmp_path, observed_set, capsys):
     assert main(["score", str(out), str(tmp_path / "nope"), "--out", "x.parquet"]) == 2
 
 
+def test_cli_seeds_trains_one_detector_per_seed(tmp_path, observed_set):
+    from galrate.cli import main
+
+    out = tmp_path / "ens"
+    rc = main(["train", str(observed_set.root), "--out", str(out), "--epochs", "1",
+               "--nz", "16", "--ngf", "8", "--ndf", "8", "--batch-size", "8",
+               "--accelerator", "cpu", "--no-progress", "--seeds", "4,5"])
+    assert rc == 0
+    seeds = [load_model(out / f"seed-{s}").metadata["training"]["config"]["seed"]
+             for s in (4, 5)]
+    assert seeds == [4, 5]
+    a, b = (load_model(out / f"seed-{s}").reference["score_latent"].to_numpy()
+            for s in (4, 5))
+    assert not np.array_equal(a, b)
+
+
 def test_ddp_two_cpu_processes(tmp_path, observed_set):
     out = train([observed_set.root], tmp_path / "m",
                 tiny_config(epochs=1, strategy="ddp_spawn", devices=2, batch_size=4))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import add_log_file
@@ -30,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--w-con", type=float, default=50.0)
     p.add_argument("--w-enc", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",") if x.strip()],
+                   help="train one detector per seed (e.g. 0,1,2) into OUT/seed-<k>, "
+                        "for ratings reported as ensembles over seeds")
     p.add_argument("--no-augment", action="store_true", help="no flips/rotations")
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--precision", default="32-true", help="e.g. 32-true, bf16-mixed")
@@ -64,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, checkpoint_every_n_steps=args.checkpoint_every,
         max_train_images=args.max_train_images, progress_bar=not args.no_progress)
     add_log_file(args.out / "train.log")
-    t0 = time.perf_counter()
-    path = train(args.imagesets, args.out, config)
-    if (path / "model.json").exists():
-        t = load_model(path).metadata["training"]
-        print(f"trained on {t['n_train']} images ({t['n_val']} validation) in "
-              f"{time.perf_counter() - t0:.1f} s; selected epoch {t['selected_epoch']}, "
-              f"{t['collapse_events']} discriminator collapse(s); model: {path}")
+    runs = ([(s, args.out / f"seed-{s}") for s in args.seeds] if args.seeds
+            else [(args.seed, args.out)])
+    for seed, out in runs:
+        t0 = time.perf_counter()
+        path = train(args.imagesets, out, replace(config, seed=seed))
+        if (path / "model.json").exists():
+            t = load_model(path).metadata["training"]
+            print(f"trained on {t['n_train']} images ({t['n_val']} validation) in "
+                  f"{time.perf_counter() - t0:.1f} s; selected epoch "
+                  f"{t['selected_epoch']}, {t['collapse_events']} discriminator "
+                  f"collapse(s); model: {path}")
     return 0
