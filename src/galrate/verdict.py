@@ -121,16 +121,17 @@ def representation_rating(out: str | Path, sets: Mapping[str, Path],
     # latent space, one detector at a time
     per_seed = []
     groups: dict[str, np.ndarray] = {}
-    obs_mask = None
+    image_ids: dict[str, np.ndarray] = {}
     for s, by_name in tables.items():
         feats = {}
         for name, path in by_name.items():
             df, lat = load_latents(path)
             if name == "observed":
-                obs_mask = _observed_test(df)
-                df, lat = df[obs_mask], lat[obs_mask]
+                keep = _observed_test(df)
+                df, lat = df[keep], lat[keep]
             feats[name] = lat
             groups[name] = df["galaxy_id"].astype(str).to_numpy()
+            image_ids[name] = df["image_id"].astype(str).to_numpy()
         res = compare_representations(feats, groups, "observed", _suite_pairs(feats),
                                       representation="latent", seed=seed,
                                       n_boot=n_boot, n_perm=n_perm, progress=progress)
@@ -152,7 +153,7 @@ def representation_rating(out: str | Path, sets: Mapping[str, Path],
     # morphology on flux images
     morph_cmp, diffs = pd.DataFrame(), {}
     if getattr(config, "morphology", True):
-        morph_cmp, diffs = _morphology_rating(sets, obs_mask, groups, seed, n_boot, n_perm,
+        morph_cmp, diffs = _morphology_rating(sets, image_ids, groups, seed, n_boot, n_perm,
                                               out, progress)
 
     giveaway = _giveaway_figure(sets, last_feats, groups, seed)
@@ -217,7 +218,7 @@ def _giveaway_figure(sets: Mapping[str, Path], feats: Mapping[str, np.ndarray],
     return fig
 
 
-def _morphology_rating(sets, obs_mask, groups, seed, n_boot, n_perm, out, progress):
+def _morphology_rating(sets, image_ids, groups, seed, n_boot, n_perm, out, progress):
     from .imageset import ImageSet
     from .rating.morphology import (FEATURES, describe_differences, feature_differences,
                                     measure_morphology)
@@ -231,8 +232,8 @@ def _morphology_rating(sets, obs_mask, groups, seed, n_boot, n_perm, out, progre
         iset = ImageSet.open(folder)
         if not iset.metadata.get("has_flux", False):
             continue
-        rows = np.flatnonzero(obs_mask) if name == "observed" else None
-        flux = iset.flux(rows)
+        position = pd.Series(np.arange(len(iset)), index=iset.manifest["image_id"])
+        flux = iset.flux(position[image_ids[name]].to_numpy())
         survey = load_survey(iset.metadata["survey"])
         m = measure_morphology(flux, survey, method="fast", progress=progress)
         m.insert(0, "galaxy_id", groups[name])
