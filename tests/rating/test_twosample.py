@@ -255,8 +255,8 @@ def test_compare_representations_table(rng):
     d = 4
     feats, groups = {}, {}
     feats["observed"], groups["observed"] = projected_side(rng, 150, 1, d, "o", 0.0)
-    feats["null"], groups["null"] = projected_side(rng, 40, 3, d, "s")
-    shifted, g = projected_side(rng, 40, 3, d, "s")
+    feats["null"], groups["null"] = projected_side(rng, 80, 3, d, "s")
+    shifted, g = projected_side(rng, 80, 3, d, "s")
     shifted[:, 1] += 1.0
     feats["compact-3"], groups["compact-3"] = shifted, g
     df = ts.compare_representations(feats, groups, pairs=[("compact-3", "null")],
@@ -269,8 +269,8 @@ def test_compare_representations_table(rng):
     assert (df.representation == "morphology").all()
     assert df.detected.tolist() == [False, True, True]
     assert (df.auroc_p_holm >= df.auroc_p).all()
-    assert df.n_sim_img.tolist() == [120, 120, 120]
-    assert df.n_sim_gal.tolist() == [40, 40, 40]
+    assert df.n_sim_img.tolist() == [240, 240, 240]
+    assert df.n_sim_gal.tolist() == [80, 80, 80]
     with pytest.raises(ValueError, match="reference 'obs' not among"):
         ts.compare_representations(feats, groups, reference="obs")
     with pytest.raises(ValueError, match="unknown source 'blue-1'"):

@@ -329,6 +329,20 @@ def _weighted_auroc(s_ref: np.ndarray, w_ref: np.ndarray, s_sim: np.ndarray,
         return num / den
 
 
+def _held_out_p(prob: np.ndarray, u: "_Units") -> float:
+    """One-sided Mann-Whitney p-value of held-out galaxy-mean probabilities."""
+    held = np.isfinite(prob)
+    total = np.bincount(u.unit[held], weights=prob[held], minlength=u.n)
+    count = np.bincount(u.unit[held], minlength=u.n)
+    scored = count > 0
+    means = total[scored] / count[scored]
+    side = u.side[scored]
+    if (side == 1).sum() == 0 or (side == 0).sum() == 0:
+        return 1.0
+    return float(stats.mannwhitneyu(means[side == 1], means[side == 0],
+                                    alternative="greater", method="asymptotic").pvalue)
+
+
 def _make_model(model: str, seed: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -431,13 +445,17 @@ def classifier_test(x_ref, x_sim, groups_ref, groups_sim, *, n_folds: int = 5,
     -----
     The p-value is one-sided: only a classifier that ranks simulated images
     above reference ones counts as evidence (a cross-validated AUROC below 0.5
-    is a known small-sample artefact, not a signal). It is the asymptotic
-    Mann-Whitney U test of the galaxy-mean out-of-fold probabilities, simulated
-    versus reference, so that a galaxy with many projections counts once. This
-    avoids refitting for every permutation; its size under the null is checked
-    in the test suite (rejection rate at 0.05 within binomial error over 40
-    null repetitions). Out-of-fold scores from different folds come from
-    slightly different classifiers, which makes the test mildly conservative.
+    is a known small-sample artefact, not a signal). It is the Mann-Whitney U
+    test of galaxy-mean probabilities (a galaxy with many projections counts
+    once) given by a classifier fit on a random half of the galaxies to the
+    other half: the held-out half never informed the classifier, so under the
+    null its U has exactly the Mann-Whitney distribution. Out-of-fold scores of
+    the cross-validation are not used for it: each is scored by a classifier
+    trained on the other folds' labels, which couples the folds and makes a
+    Mann-Whitney test on them anti-conservative (a false-positive rate of 0.12
+    at a nominal 0.05 over 80 null draws of Gaussian noise; 0.05 +- 0.025 with
+    the held-out half). The price is power: the p-value uses half the galaxies,
+    while the AUROC and its interval use all of them.
 
     The interval resamples galaxies with replacement within each side and
     recomputes the image-level AUROC of the fixed out-of-fold scores; it
@@ -470,14 +488,18 @@ def classifier_test(x_ref, x_sim, groups_ref, groups_sim, *, n_folds: int = 5,
         for train, test in _folds(y, keys, n_folds, seed, group_folds):
             clf = _make_model(model, seed).fit(x[train], y[train])
             oof[test] = clf.predict_proba(x[test])[:, 1]
+        # the p-value: a classifier fit on half of the galaxies scores the other half
+        fit, held = next(iter(_folds(y, keys, 2, seed + 1, group_folds)))
+        held_prob = np.full(len(y), np.nan)
+        held_prob[held] = _make_model(model, seed).fit(x[fit], y[fit]).predict_proba(
+            x[held])[:, 1]
 
     s_ref, s_sim = oof[y == 0], oof[y == 1]
     auroc = _auroc(s_ref, s_sim)
 
     unit_mean = np.bincount(u.unit, weights=oof, minlength=u.n) / u.size
     m_ref, m_sim = unit_mean[u.side == 0], unit_mean[u.side == 1]
-    p_value = float(stats.mannwhitneyu(m_sim, m_ref, alternative="greater",
-                                       method="asymptotic").pvalue)
+    p_value = _held_out_p(held_prob, u)
     auroc_gal = _auroc(m_ref, m_sim)
 
     ci = (float("nan"), float("nan"))
