@@ -21,6 +21,13 @@ COMMANDS = ("fetch", "synth", "mock", "ingest", "train", "score", "rate", "demo"
 log = logging.getLogger("galrate")
 
 
+def comma_list(kind=str):
+    """An argparse ``type``: ``"0,1,2"`` -> ``(kind("0"), kind("1"), kind("2"))``."""
+    def parse(text: str) -> tuple:
+        return tuple(kind(x) for x in text.split(",") if x.strip())
+    return parse
+
+
 class CommandError(Exception):
     """A failure the CLI reports as one line and exit status 2."""
 

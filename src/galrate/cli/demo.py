@@ -8,14 +8,10 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from . import add_log_file
+from . import add_log_file, comma_list
 from ._progress import Bars
 
 log = logging.getLogger(__name__)
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
 
 
 def register(subparsers) -> None:
@@ -29,7 +25,7 @@ def register(subparsers) -> None:
                     "demo resumes.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"),
                    help="output folder (default runs/demo)")
-    p.add_argument("--seeds", type=_ints, help="detector seeds, e.g. 0,1,2 (default 0): "
+    p.add_argument("--seeds", type=comma_list(int), help="detector seeds, e.g. 0,1,2 (default 0): "
                                                "one detector each, ratings as ensembles")
     p.add_argument("--n-observed", type=int, help="observed galaxies")
     p.add_argument("--n-suite", type=int, help="galaxies per suite")

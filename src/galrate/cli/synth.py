@@ -6,16 +6,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from . import CommandError, add_log_file
+from . import CommandError, add_log_file, comma_list
 from ._progress import Bars
 
 log = logging.getLogger(__name__)
-
-
-def _csv(kind):
-    def parse(text: str):
-        return tuple(kind(x) for x in text.split(",") if x.strip())
-    return parse
 
 
 def register(subparsers) -> None:
@@ -32,10 +26,10 @@ def register(subparsers) -> None:
     p.add_argument("--n-suite", type=int, help="suite galaxies (default 200)")
     p.add_argument("--projections", type=int, help="orientations per suite galaxy "
                                                    "(default 4)")
-    p.add_argument("--families", type=_csv(str),
+    p.add_argument("--families", type=comma_list(str),
                    help="comma-separated deviation families (default: all: compact,"
                         "extended,blue,red,bulgeless,clumpy,smooth)")
-    p.add_argument("--levels", type=_csv(int), help="comma-separated levels 0-3 "
+    p.add_argument("--levels", type=comma_list(int), help="comma-separated levels 0-3 "
                                                     "(default 0,1,2,3)")
     p.add_argument("--n-sanity", type=int, help="images per sanity set (default 64)")
     p.add_argument("--seed", type=int, help="master seed (default 0)")

@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import add_log_file
+from . import add_log_file, comma_list
 
 
 def register(subparsers) -> None:
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--w-con", type=float, default=50.0)
     p.add_argument("--w-enc", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",") if x.strip()],
+    p.add_argument("--seeds", type=comma_list(int),
                    help="train one detector per seed (e.g. 0,1,2) into OUT/seed-<k>, "
                         "for ratings reported as ensembles over seeds")
     p.add_argument("--no-augment", action="store_true", help="no flips/rotations")

@@ -18,10 +18,10 @@ from .population import (PROPERTY_COLUMNS, derive_properties, draw_images,
                          draw_population)
 from .render import galaxy_profiles, render_image, render_noiseless, render_rows
 from .sanity import SANITY_SETS, sanity_set
-from .sky import SynthConfig, assign_split, observed_images, suite_images, synth
+from .sky import SynthConfig, exact_split, observed_images, suite_images, synth
 
 __all__ = ["synth", "SynthConfig", "draw_population", "draw_images", "derive_properties",
            "apply_deviation", "DEVIATIONS", "FAMILIES", "Deviation", "Move",
            "deviation_table", "galaxy_profiles", "render_image", "render_noiseless",
            "render_rows", "sanity_set", "SANITY_SETS", "contact_sheet", "sheet_sets",
-           "observed_images", "suite_images", "assign_split", "PROPERTY_COLUMNS"]
+           "observed_images", "suite_images", "exact_split", "PROPERTY_COLUMNS"]

@@ -41,7 +41,7 @@ from .sanity import SANITY_SETS, sanity_set
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SynthConfig", "synth", "observed_images", "suite_images", "assign_split"]
+__all__ = ["SynthConfig", "synth", "observed_images", "suite_images", "exact_split"]
 
 
 @dataclass
@@ -141,8 +141,13 @@ class SynthConfig:
 # ----------------------------------------------------------------------
 # image tables
 
-def assign_split(n: int, seed: int, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:
-    """Seeded train/val/test labels for ``n`` galaxies with exact fractions."""
+def exact_split(n: int, seed: int, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:
+    """Seeded train/val/test labels for ``n`` galaxies with exact fractions.
+
+    Unlike :func:`galrate.imageset.validate.assign_split`, which hashes galaxy
+    ids so a catalogue's split is stable under reordering, this draws a
+    permutation: the synthetic sky wants the fractions exactly.
+    """
     perm = np.random.default_rng(np.random.SeedSequence(
         int(seed), spawn_key=(STREAMS["split"],))).permutation(n)
     n_train = int(round(fractions[0] * n))
@@ -157,7 +162,7 @@ def assign_split(n: int, seed: int, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:
 def observed_images(config: SynthConfig) -> pd.DataFrame:
     """Image rows of the observed set (one projection per galaxy, with ``split``)."""
     gal = draw_population(config.n_observed, config.seed, "observed")
-    gal["split"] = assign_split(len(gal), config.seed, config.split)
+    gal["split"] = exact_split(len(gal), config.seed, config.split)
     im = draw_images(gal, config.seed, "observed", 1, config.neighbour_fraction,
                      config.star_fraction)
     im["family"], im["level"] = "observed", 0
